@@ -13,7 +13,7 @@ from .vectors import SteeringVector
 from .activations import default_format
 
 # %% auto #0
-__all__ = ['SCOPES', 'instruction_marker', 'steer']
+__all__ = ['SCOPES', 'instruction_marker', 'scope_starts', 'add_steering', 'steer']
 
 # %% ../nbs/07_steering.ipynb #45065a35
 SCOPES = ("all", "after_instruction")
@@ -59,6 +59,31 @@ def _directions(model: Model, vector, layers) -> dict[int, torch.Tensor]:
         if not torch.isfinite(v).all(): raise ValueError(f"The direction for layer {l} has NaN or inf entries.")
     return dirs
 
+def scope_starts(tokenizer, ids: torch.Tensor | None, n_pad: torch.Tensor, scope, marker: list[int] | None = None) -> torch.Tensor:
+    "The first steered position of each row (counted from its first real token) for `scope`, given the prompt's token ids."
+    b, s = len(n_pad), (ids.shape[1] if ids is not None else None)
+    n_pad = n_pad.cpu()
+    if scope == "all": return torch.zeros(b, dtype=torch.long)
+    if isinstance(scope, int):
+        if scope >= 0: return torch.full((b,), scope)
+        return (s - n_pad + scope).clamp(min=0).long()
+    if ids is None: raise ValueError("scope='after_instruction' needs input_ids to find the instruction; use scope='all' or an int.")
+    out = []
+    for r in range(b):
+        i = _last_occurrence(ids[r, int(n_pad[r]):].tolist(), marker)
+        if i < 0:
+            raise ValueError(f"Row {r} has no instruction marker {tokenizer.decode(marker)!r}, so "
+                             "scope='after_instruction' cannot tell where to start. Render prompts with the same format "
+                             "(fmt=...), or use scope='all' or an int position.")
+        out.append(i + len(marker) - 1)
+    return torch.tensor(out)
+
+def add_steering(h: torch.Tensor, direction: torch.Tensor, multiplier, on: torch.Tensor) -> torch.Tensor:
+    "`h + multiplier × on × direction`: the one steering update (`on` [batch, seq] selects positions; `multiplier` a number or one per row)."
+    v = direction.to(h.device, h.dtype)
+    mult = multiplier.to(h.device, h.dtype).reshape(-1, 1, 1) if isinstance(multiplier, torch.Tensor) else multiplier
+    return h + mult * on.to(h.device, h.dtype)[..., None] * v
+
 class _Steering:
     "State shared by the hooks of one `steer` block: where the current forward's tokens sit, and which to steer."
     def __init__(self, model, dirs, multiplier, scope, marker):
@@ -86,31 +111,11 @@ class _Steering:
         if isinstance(self.mult, torch.Tensor) and self.mult.numel() > 1 and self.mult.numel() != b:
             raise ValueError(f"{self.mult.numel()} multipliers (one per row) for a batch of {b} rows.")
 
-    def _starts(self, ids, n_pad, s):
-        b = len(n_pad)
-        if self.scope == "all": return torch.zeros(b, dtype=torch.long)
-        if isinstance(self.scope, int):
-            n = s - n_pad.cpu()
-            return torch.where(torch.tensor(self.scope) >= 0, torch.full((b,), self.scope), n + self.scope).long()
-        if ids is None: raise ValueError("scope='after_instruction' needs input_ids to find the instruction; use scope='all' or an int.")
-        out = []
-        for r in range(b):
-            row = ids[r, int(n_pad[r]):].tolist()
-            i = _last_occurrence(row, self.marker)
-            if i < 0:
-                raise ValueError(f"Row {r} has no instruction marker {self.model.tokenizer.decode(self.marker)!r}, so "
-                                 "scope='after_instruction' cannot tell where to start. Render prompts with the same format "
-                                 "(fmt=...), or use scope='all' or an int position.")
-            out.append(i + len(self.marker) - 1)
-        return torch.tensor(out)
+    def _starts(self, ids, n_pad, s): return scope_starts(self.model.tokenizer, ids, n_pad, self.scope, self.marker)
 
     def after_layer(self, layer):
         def hook(module, args, output):
-            h = resid(output)
-            v = self.dirs[layer].to(h.device, h.dtype)
-            on = (self.rel >= self.start[:, None]).to(h.dtype)[..., None]   # [batch, seq, 1]
-            mult = self.mult.to(h.device, h.dtype).reshape(-1, 1, 1) if isinstance(self.mult, torch.Tensor) else self.mult
-            h2 = h + mult * on * v
+            h2 = add_steering(resid(output), self.dirs[layer], self.mult, self.rel >= self.start[:, None])
             return (h2, *output[1:]) if isinstance(output, tuple) else h2
         return hook
 
