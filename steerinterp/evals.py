@@ -19,7 +19,7 @@ from .steering import steer, instruction_marker, scope_starts, add_steering, _di
 
 # %% auto #0
 __all__ = ['CAA_RUBRICS', 'JUDGE_SYSTEM', 'ab_prompts', 'letter_ids', 'ab_eval', 'sweep', 'steerability', 'open_ended_eval',
-           'LLMJudge']
+           'LLMJudge', 'cross_steering', 'specificity_table']
 
 # %% ../nbs/08_evals.ipynb #7d595936
 def ab_prompts(model: Model, pairs: Sequence[ContrastivePair], fmt: str | None = None, system: str | None = None):
@@ -191,3 +191,23 @@ class LLMJudge:
         reply = self.client(*self.prompt(question, answer))
         m = re.search(r"-?\d+(\.\d+)?", reply or "")
         return float(m.group()) if m else float("nan")  # an unparseable reply is missing data, not a zero
+
+# %% ../nbs/08_evals.ipynb #e7566d1f
+def cross_steering(model: Model, vectors: dict[str, SteeringVector], pairs: dict[str, Sequence[ContrastivePair]],
+                   layers: dict[str, int] | int, multipliers: Sequence[float] = (-1.0, 1.0), **kwargs) -> pd.DataFrame:
+    "`ab_eval` of every behavior's pairs under every behavior's vector (at `layers[behavior]`): a `steered` column says whose vector."
+    if not vectors or not pairs: raise ValueError("cross_steering needs at least one vector and one set of pairs.")
+    out = []
+    for x, v in vectors.items():
+        l = layers if isinstance(layers, int) else layers[x]
+        for y, ps in pairs.items():
+            df = ab_eval(model, ps, v, [l], multipliers, **kwargs)
+            df.insert(0, "steered", x)
+            out.append(df)
+    return pd.concat(out, ignore_index=True)
+
+def specificity_table(df: pd.DataFrame) -> pd.DataFrame:
+    "Steered behavior × measured behavior: mean p(match) at the largest multiplier minus at the smallest."
+    lo, hi = df.multiplier.min(), df.multiplier.max()
+    s = df.groupby(["steered", "behavior", "multiplier"]).p_match.mean().unstack("multiplier")
+    return (s[hi] - s[lo]).unstack("behavior").rename_axis(index="steered", columns="measured")
