@@ -16,7 +16,7 @@ from .activations import capture_pairs
 
 # %% auto #0
 __all__ = ['AGGREGATORS', 'SteeringVector', 'aggregate', 'extract_caa', 'normalize_across', 'cosine_table', 'save_vector',
-           'load_vector']
+           'load_vector', 'export_gguf']
 
 # %% ../nbs/06_vectors.ipynb #1cab44fc
 @dataclass
@@ -121,7 +121,7 @@ def extract_caa(model: Model, pairs: Sequence[ContrastivePair], layers=None, pos
                           behavior or "+".join(behaviors), str(position), aggregator, len(pairs),
                           dict(fmt=fmt or "", system=system or ""))
 
-# %% ../nbs/06_vectors.ipynb #0dc8614f
+# %% ../nbs/06_vectors.ipynb #57098685
 def normalize_across(vectors: dict[str, SteeringVector]) -> dict[str, SteeringVector]:
     "Each layer's vectors rescaled to the mean norm, across behaviors, at that layer (CAA's normalisation)."
     if not vectors: raise ValueError("No vectors to normalise.")
@@ -141,7 +141,7 @@ def cosine_table(vectors: dict[str, SteeringVector] | SteeringVector, layer: int
     U = V / V.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     return pd.DataFrame((U @ U.T).numpy(), index=names, columns=names)
 
-# %% ../nbs/06_vectors.ipynb #fc9108a2
+# %% ../nbs/06_vectors.ipynb #98df8d4b
 def _meta_json(v: SteeringVector) -> str:
     return json.dumps(dict(model=v.model, behavior=v.behavior, position=v.position, aggregator=v.aggregator,
                            n_pairs=v.n_pairs, meta=v.meta, format="steerinterp.SteeringVector/1"))
@@ -167,3 +167,30 @@ def load_vector(path) -> SteeringVector:
 
 SteeringVector.save = save_vector
 SteeringVector.load = staticmethod(load_vector)
+
+# %% ../nbs/06_vectors.ipynb #2b25a990
+import struct
+
+def _gguf_str(s: str) -> bytes:
+    b = s.encode(); return struct.pack("<Q", len(b)) + b
+
+def export_gguf(v: SteeringVector, path, model_hint: str = "llama", multiplier: float = 1.0) -> Path:
+    "Write `multiplier × v` as a llama.cpp control vector (GGUF v3: `direction.<layer>` float32 tensors), atomically."
+    if 0 in v.directions:
+        raise ValueError("llama.cpp cannot apply a control vector to block 0's output; drop layer 0 (e.g. select the layers you want first).")
+    align = 32
+    kv = [("general.architecture", 8, _gguf_str("controlvector")), ("controlvector.model_hint", 8, _gguf_str(model_hint)),
+          ("controlvector.layer_count", 4, struct.pack("<I", len(v.directions)))]
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(v.directions), len(kv))
+    head += b"".join(_gguf_str(k) + struct.pack("<I", t) + val for k, t, val in kv)
+    blobs, offset, infos = [], 0, b""
+    for l, t in v.directions.items():
+        data = (t * multiplier).float().numpy().astype("<f4").tobytes()
+        infos += _gguf_str(f"direction.{l}") + struct.pack("<I", 1) + struct.pack("<Q", t.numel()) + struct.pack("<IQ", 0, offset)
+        pad = (-len(data)) % align
+        blobs.append(data + b"\0" * pad); offset += len(data) + pad
+    out = head + infos
+    out += b"\0" * ((-len(out)) % align)
+    return atomic_write(Path(path), out + b"".join(blobs))
+
+SteeringVector.to_gguf = export_gguf
