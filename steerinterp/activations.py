@@ -12,8 +12,8 @@ from .prompts import Encoded, encode, answer_positions, render, answer_letter
 from .data import ContrastivePair
 
 # %% auto #0
-__all__ = ['POSITIONS', 'resolve_layers', 'resolve_positions', 'capture', 'default_format', 'pair_texts', 'first_difference',
-           'capture_pairs']
+__all__ = ['POSITIONS', 'resolve_layers', 'resolve_positions', 'capture', 'capture_sequence', 'default_format', 'pair_texts',
+           'first_difference', 'capture_pairs']
 
 # %% ../nbs/05_activations.ipynb #bf811de4
 def resolve_layers(model: Model, layers=None) -> list[int]:
@@ -70,7 +70,7 @@ def capture(model: Model, texts: str | Sequence[str], layers=None, position="las
     lengths = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=False)["input_ids"]]
     batches = _batches(lengths, batch_size)
     out = torch.empty(len(texts), len(layers), model.d_model)
-    bar = tqdm(batches, desc="capturing", disable=not (len(batches) > 1 if progress is None else progress))
+    bar = tqdm(batches, desc="capturing", disable=not (len(batches) >= 10 if progress is None else progress))
     for rows in bar:
         enc = encode(model.tokenizer, [texts[i] for i in rows], device=model.device)
         pos = resolve_positions(enc, position, None if answers is None else [answers[i] for i in rows]).to(model.device)
@@ -85,6 +85,18 @@ def capture(model: Model, texts: str | Sequence[str], layers=None, position="las
     return out
 
 # %% ../nbs/05_activations.ipynb #30258b04
+def capture_sequence(model: Model, text: str, layers=None, *, remote: bool = False) -> torch.Tensor:
+    "The residual stream after each of `layers` at every token of one text: float32 `[n_layers, seq, d_model]`."
+    if not isinstance(text, str): raise TypeError("capture_sequence takes one text; use capture() for a batch at one position.")
+    layers = resolve_layers(model, layers)
+    enc = encode(model.tokenizer, text, device=model.device)
+    saved = []
+    with torch.no_grad(), model.nn.trace(enc.inputs(), remote=remote) as tracer:
+        for l in layers: saved.append(resid(model.layer(l, envoy=True).output)[0].float().save())
+        tracer.stop()
+    return torch.stack([s.cpu() for s in saved])
+
+# %% ../nbs/05_activations.ipynb #89c44c56
 def default_format(tokenizer) -> str:
     "The prompt format to use when none is given: the tokenizer's chat template if it has one, else CAA's base format."
     return "chat" if getattr(tokenizer, "chat_template", None) else "base"
