@@ -228,4 +228,10 @@ d = { 'settings': { 'branch': 'main',
                                      'steerinterp.vectors.extract_caa': ('vectors.html#extract_caa', 'steerinterp/vectors.py'),
                                      'steerinterp.vectors.load_vector': ('vectors.html#load_vector', 'steerinterp/vectors.py'),
                                      'steerinterp.vectors.normalize_across': ('vectors.html#normalize_across', 'steerinterp/vectors.py'),
-                                     'steerinterp.vectors.save_vector': ('vectors.html#save_vector', 'steerinterp/vectors.py')}}}
+                                     'steerinterp.vectors.save_vector': ('vectors.html#save_vector', 'steerinterp/vectors.py')},
+            'steerinterp.viz': { 'steerinterp.viz._eager_attention': ('viz.html#_eager_attention', 'steerinterp/viz.py'),
+                                 'steerinterp.viz._tokens': ('viz.html#_tokens', 'steerinterp/viz.py'),
+                                 'steerinterp.viz.attention_html': ('viz.html#attention_html', 'steerinterp/viz.py'),
+                                 'steerinterp.viz.attention_weights': ('viz.html#attention_weights', 'steerinterp/viz.py'),
+                                 'steerinterp.viz.projection_html': ('viz.html#projection_html', 'steerinterp/viz.py'),
+                                 'steerinterp.viz.projections': ('viz.html#projections', 'steerinterp/viz.py')}}}
