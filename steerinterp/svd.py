@@ -13,7 +13,7 @@ from .models import Model
 from .lens import vector_lens
 
 # %% auto #0
-__all__ = ['SVD', 'activation_svd', 'decompose', 'svd_lens']
+__all__ = ['WEIGHT_KINDS', 'SVD', 'activation_svd', 'decompose', 'svd_lens', 'weight_directions', 'weight_svd']
 
 # %% ../nbs/12_svd.ipynb #4edef4bd
 @dataclass
@@ -58,4 +58,32 @@ def svd_lens(model: Model, svd: SVD, k: int = 3, top: int = 8, norm: bool = True
         for sign in (1, -1):
             vl = vector_lens(model, sign * svd.Vh[i], k=top, norm=norm)
             rows.append(dict(direction=i, sign="+" if sign > 0 else "−", explained=svd.explained[i].item(), promotes=" ".join(repr(t)[1:-1] for t in vl.promoted)))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/12_svd.ipynb #c403d2a5
+WEIGHT_KINDS = ("ov", "mlp_in", "mlp_out")
+
+def weight_directions(model: Model, layer: int, kind: str = "ov", head: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Singular values and the matching residual-space directions (rows) of one weight matrix: OV and MLP-out write them, MLP-in reads them."
+    if kind == "ov":
+        if head is None: raise ValueError("kind='ov' needs head=...; each head has its own OV circuit.")
+        U, S, Vh = torch.linalg.svd(model.ov(layer, head).double(), full_matrices=False)
+        return S.float(), U.T.float()
+    W_in, W_out = model.mlp_weights(layer)
+    if kind == "mlp_out":
+        U, S, Vh = torch.linalg.svd(W_out.double(), full_matrices=False); return S.float(), U.T.float()
+    if kind == "mlp_in":
+        U, S, Vh = torch.linalg.svd(W_in.double(), full_matrices=False); return S.float(), Vh.float()
+    raise ValueError(f"Unknown kind {kind!r}; use one of {WEIGHT_KINDS}.")
+
+def weight_svd(model: Model, layer: int, kind: str = "ov", head: int | None = None, k: int = 5, top: int = 8,
+               norm: bool = False) -> pd.DataFrame:
+    "A token table of the top-`k` singular directions of a weight matrix, each read in both signs through the unembedding."
+    S, dirs = weight_directions(model, model.check_layer(layer), kind, head)
+    rows = []
+    for i in range(min(k, len(S))):
+        for sign in (1, -1):
+            vl = vector_lens(model, sign * dirs[i].to(model.dtype), k=top, norm=norm)
+            rows.append(dict(direction=i, singular_value=S[i].item(), sign="+" if sign > 0 else "−",
+                             tokens=" ".join(repr(t)[1:-1] for t in vl.promoted)))
     return pd.DataFrame(rows)
