@@ -30,6 +30,7 @@ def plot_layer_sweep(df: pd.DataFrame, behavior: str | None = None, ax=None) -> 
     for mult in ms:
         ax.plot(mean.index, mean[mult], marker="o", ms=3, label=f"{mult:+g}", color="black" if mult == 0 else cmap(0.5 + 0.5 * mult / lim))
     ax.set(xlabel="layer", ylabel="p(answer matching behavior)", ylim=(0, 1), title=behavior or ", ".join(sorted(set(df.get("behavior", [])))))
+    if len(mean.index) <= 40: ax.set_xticks(list(mean.index))
     ax.axhline(0.5, color="grey", lw=0.5, ls=":")
     ax.legend(title="multiplier", fontsize=7, title_fontsize=7, loc="best")
     fig.tight_layout()
