@@ -68,7 +68,7 @@ def plot_logit_lens(df: pd.DataFrame, title: str = "", max_positions: int = 24) 
     return fig
 
 # %% ../nbs/11_lens.ipynb #34fabe87
-def vector_lens(model: Model, vector, k: int = 10, norm: bool = True) -> pd.DataFrame:
+def vector_lens(model: Model, vector, k: int = 20, norm: bool = True) -> pd.DataFrame:
     "The top-`k` promoted and suppressed tokens of each layer's direction: one row per layer × rank."
     dirs = vector.directions if isinstance(vector, SteeringVector) else ({-1: vector} if isinstance(vector, torch.Tensor) else dict(vector))
     rows = []
