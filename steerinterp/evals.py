@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_evals.ipynb #2260bd4e
 from __future__ import annotations
-import math, re
+import contextlib, math, re
 from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
@@ -151,16 +151,13 @@ def open_ended_eval(model: Model, questions: Sequence[str | ContrastivePair], ve
         enc = encode(model.tokenizer, [prompts[i] for i, _ in chunk], device=model.device)
         mult = torch.tensor([x for _, x in chunk])
         kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=model.tokenizer.pad_token_id) | generate_kwargs
-        ctx = steer(model, vector, mult, layer if layer is not None else None, scope, fmt, strict) if vector is not None else _nothing()
+        ctx = steer(model, vector, mult, layer, scope, fmt, strict) if vector is not None else contextlib.nullcontext()
         with torch.no_grad(), ctx: out = model.hf.generate(**enc.inputs(), **kw)
         texts = model.tokenizer.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
         for (i, x), t in zip(chunk, texts):
             rows.append(dict(item=i, behavior=behaviors[i], layer=-1 if vector is None else layer, multiplier=x,
                              question=qs[i], answer=t.strip(), score=judge(qs[i], t.strip()) if judge else np.nan))
     return pd.DataFrame(rows)
-
-import contextlib
-def _nothing(): return contextlib.nullcontext()
 
 # %% ../nbs/08_evals.ipynb #1fb3c4fb
 # CAA scores open-ended answers 0–10 with one instruction per behavior (GPT-4 in the paper); these say the same in our words.

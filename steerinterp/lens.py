@@ -16,6 +16,7 @@ from .models import Model
 from .activations import capture_sequence, resolve_layers
 from .vectors import SteeringVector
 from .data import atomic_write
+from .prompts import encode
 
 # %% auto #0
 __all__ = ['logit_lens', 'plot_logit_lens', 'vector_lens', 'TunedLens', 'train_tuned_lens', 'lens_kl']
@@ -27,9 +28,7 @@ def logit_lens(model: Model, text: str, layers=None, k: int = 5, targets: Sequen
     "For each layer and position of `text`: the input token, the lens's top-`k` next tokens and probabilities, and each target's probability and rank."
     layers = resolve_layers(model, layers)
     acts = capture_sequence(model, text, layers)
-    ids = model.tokenizer(text, add_special_tokens=False).input_ids
-    from steerinterp.prompts import encode
-    ids = encode(model.tokenizer, text).input_ids[0].tolist()
+    ids = encode(model.tokenizer, text).input_ids[0].tolist()   # BOS exactly once, as capture_sequence reads it
     target_ids = []
     for t in targets or []:
         tid = model.tokenizer(t, add_special_tokens=False).input_ids
