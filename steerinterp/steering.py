@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_steering.ipynb #9c554038
 from __future__ import annotations
-import contextlib, math, warnings
+import contextlib, functools, math, warnings
 from typing import Sequence
 import torch
 from .models import Model, resid
@@ -13,7 +13,7 @@ from .vectors import SteeringVector
 from .activations import default_format
 
 # %% auto #0
-__all__ = ['SCOPES', 'instruction_marker', 'scope_starts', 'add_steering', 'steer']
+__all__ = ['SCOPES', 'instruction_marker', 'scope_starts', 'add_steering', 'intervene', 'steer']
 
 # %% ../nbs/07_steering.ipynb #45065a35
 SCOPES = ("all", "after_instruction")
@@ -84,12 +84,11 @@ def add_steering(h: torch.Tensor, direction: torch.Tensor, multiplier, on: torch
     mult = multiplier.to(h.device, h.dtype).reshape(-1, 1, 1) if isinstance(multiplier, torch.Tensor) else multiplier
     return h + mult * on.to(h.device, h.dtype)[..., None] * v
 
-class _Steering:
-    "State shared by the hooks of one `steer` block: where the current forward's tokens sit, and which to steer."
-    def __init__(self, model, dirs, multiplier, scope, marker):
-        self.model, self.dirs, self.scope, self.marker = model, dirs, scope, marker
-        self.mult = multiplier
-        self.start = None   # [batch] first steered position, relative to each row's first real token
+class _Intervention:
+    "State shared by the hooks of one `intervene` block: where the current forward's tokens sit, and which to edit."
+    def __init__(self, model, edits, scope, marker, n_rows=None):
+        self.model, self.edits, self.scope, self.marker, self.n_rows = model, edits, scope, marker, n_rows
+        self.start = None   # [batch] first edited position, relative to each row's first real token
         self.rel = None     # [batch, seq] position of each current token, relative to each row's first real token
 
     def before_forward(self, module, args, kwargs):
@@ -106,39 +105,49 @@ class _Steering:
         dev = ids.device if ids is not None else emb.device
         n_pad = (mask == 0).long().cumprod(-1).sum(-1) if mask is not None and mask.ndim == 2 else torch.zeros(b, dtype=torch.long, device=dev)
         self.rel = past + torch.arange(s, device=dev)[None, :] - n_pad[:, None]
-        if past == 0 or self.start is None or len(self.start) != b:  # a new prompt: find where steering starts in each row
-            self.start = self._starts(ids, n_pad, s).to(dev)
-        if isinstance(self.mult, torch.Tensor) and self.mult.numel() > 1 and self.mult.numel() != b:
-            raise ValueError(f"{self.mult.numel()} multipliers (one per row) for a batch of {b} rows.")
-
-    def _starts(self, ids, n_pad, s): return scope_starts(self.model.tokenizer, ids, n_pad, self.scope, self.marker)
+        if past == 0 or self.start is None or len(self.start) != b:  # a new prompt: find where editing starts in each row
+            self.start = scope_starts(self.model.tokenizer, ids, n_pad, self.scope, self.marker).to(dev)
+        if self.n_rows is not None and self.n_rows != b:
+            raise ValueError(f"{self.n_rows} multipliers (one per row) for a batch of {b} rows.")
 
     def after_layer(self, layer):
         def hook(module, args, output):
-            h2 = add_steering(resid(output), self.dirs[layer], self.mult, self.rel >= self.start[:, None])
+            h2 = self.edits[layer](resid(output), self.rel >= self.start[:, None])
             return (h2, *output[1:]) if isinstance(output, tuple) else h2
         return hook
 
 @contextlib.contextmanager
-def steer(model: Model, vector, multiplier=1.0, layers=None, scope="after_instruction", fmt: str | None = None, strict: bool = True):
-    "Inside this block every forward of `model` adds `multiplier × vector` after `layers`, at the positions `scope` selects."
+def intervene(model: Model, edits: dict, scope="all", fmt: str | None = None, n_rows: int | None = None):
+    "Inside this block, after each layer `l` of `edits`, the residual stream `h` becomes `edits[l](h, on)`; `on` [batch, seq] marks the positions `scope` selects."
+    if not (scope in SCOPES or (isinstance(scope, int) and not isinstance(scope, bool))):
+        raise ValueError(f"Unknown scope {scope!r}; use one of {SCOPES} or an int position.")
+    edits = {model.check_layer(l): f for l, f in edits.items()}
+    marker = instruction_marker(model.tokenizer, fmt) if scope == "after_instruction" else None
+    state = _Intervention(model, edits, scope, marker, n_rows)
+    handles = [model.hf.register_forward_pre_hook(state.before_forward, with_kwargs=True)]
+    try:
+        handles += [model.layer(l).register_forward_hook(state.after_layer(l)) for l in edits]
+        yield state
+    finally:
+        for h in handles: h.remove()
+
+# %% ../nbs/07_steering.ipynb #dc125376
+def _multiplier(multiplier):
     if isinstance(multiplier, torch.Tensor):
         multiplier = multiplier.detach().float().reshape(-1)
         if not torch.isfinite(multiplier).all(): raise ValueError(f"The multipliers {multiplier.tolist()} include NaN or inf.")
-    else:
-        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not math.isfinite(multiplier):
-            raise ValueError(f"multiplier must be a finite number or a tensor of them, not {multiplier!r}.")
-    if not (scope in SCOPES or (isinstance(scope, int) and not isinstance(scope, bool))):
-        raise ValueError(f"Unknown scope {scope!r}; use one of {SCOPES} or an int position.")
+    elif isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or not math.isfinite(multiplier):
+        raise ValueError(f"multiplier must be a finite number or a tensor of them, not {multiplier!r}.")
+    return multiplier
+
+@contextlib.contextmanager
+def steer(model: Model, vector, multiplier=1.0, layers=None, scope="after_instruction", fmt: str | None = None, strict: bool = True):
+    "Inside this block every forward of `model` adds `multiplier × vector` after `layers`, at the positions `scope` selects."
+    multiplier = _multiplier(multiplier)
     if strict and isinstance(vector, SteeringVector) and vector.model and vector.model != model.name:
         raise ValueError(f"This vector was made on {vector.model!r} but the model is {model.name!r}. "
                          "Pass strict=False if that is intended (e.g. a renamed copy of the same model).")
     dirs = _directions(model, vector, layers)
-    marker = instruction_marker(model.tokenizer, fmt) if scope == "after_instruction" else None
-    state = _Steering(model, dirs, multiplier, scope, marker)
-    handles = [model.hf.register_forward_pre_hook(state.before_forward, with_kwargs=True)]
-    try:
-        handles += [model.layer(l).register_forward_hook(state.after_layer(l)) for l in dirs]
-        yield state
-    finally:
-        for h in handles: h.remove()
+    edits = {l: functools.partial(lambda h, on, d: add_steering(h, d, multiplier, on), d=d) for l, d in dirs.items()}
+    n_rows = multiplier.numel() if isinstance(multiplier, torch.Tensor) and multiplier.numel() > 1 else None
+    with intervene(model, edits, scope, fmt, n_rows) as state: yield state
