@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_activations.ipynb #84cf629f
 from __future__ import annotations
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 from .models import Model, resid
@@ -12,8 +13,8 @@ from .prompts import Encoded, encode, answer_positions, render, answer_letter
 from .data import ContrastivePair
 
 # %% auto #0
-__all__ = ['POSITIONS', 'resolve_layers', 'resolve_positions', 'capture', 'capture_sequence', 'default_format', 'pair_texts',
-           'first_difference', 'capture_pairs']
+__all__ = ['POSITIONS', 'resolve_layers', 'resolve_positions', 'capture', 'TokenActivations', 'capture_tokens',
+           'capture_sequence', 'default_format', 'pair_texts', 'first_difference', 'capture_pairs']
 
 # %% ../nbs/05_activations.ipynb #bf811de4
 def resolve_layers(model: Model, layers=None) -> list[int]:
@@ -85,18 +86,43 @@ def capture(model: Model, texts: str | Sequence[str], layers=None, position="las
     return out
 
 # %% ../nbs/05_activations.ipynb #30258b04
+@dataclass
+class TokenActivations:
+    "Activations of every real token of a batch of texts: `acts` `[n_tokens, n_layers, d_model]`, and per token its text, position and id."
+    acts: torch.Tensor
+    text: torch.Tensor      # index into the texts given
+    position: torch.Tensor  # position within its text's tokens (BOS, where the tokenizer adds one, is 0)
+    token: torch.Tensor     # token id
+
+def capture_tokens(model: Model, texts: Sequence[str], layers=None, *, batch_size: int = 16, drop_bos: bool = False,
+                   progress: bool | None = None, remote: bool = False) -> Iterator[TokenActivations]:
+    "Yield the residual stream after `layers` at every real token, one batch of texts at a time (texts in the order given)."
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts: raise ValueError("capture_tokens() got no texts; pass at least one string.")
+    layers = resolve_layers(model, layers)
+    starts = range(0, len(texts), batch_size)
+    for i0 in tqdm(starts, desc="capturing tokens", disable=not (len(starts) >= 10 if progress is None else progress)):
+        rows = list(range(i0, min(i0 + batch_size, len(texts))))
+        enc = encode(model.tokenizer, [texts[i] for i in rows], device=model.device)
+        inputs = dict(enc.inputs(), position_ids=_position_ids(enc.attention_mask))
+        saved = []
+        with torch.no_grad(), model.nn.trace(inputs, remote=remote) as tracer:
+            for l in layers: saved.append(resid(model.layer(l, envoy=True).output).float().save())
+            tracer.stop()
+        keep = enc.attention_mask.bool().cpu()
+        pos = _position_ids(enc.attention_mask).cpu()
+        if drop_bos and model.tokenizer.bos_token_id is not None:
+            keep &= ~((pos == 0) & (enc.input_ids.cpu() == model.tokenizer.bos_token_id))
+        acts = torch.stack([s.cpu() for s in saved], 2)  # [batch, seq, n_layers, d]
+        text_idx = torch.tensor(rows)[:, None].expand_as(keep)
+        yield TokenActivations(acts[keep], text_idx[keep], pos[keep], enc.input_ids.cpu()[keep])
+
 def capture_sequence(model: Model, text: str, layers=None, *, remote: bool = False) -> torch.Tensor:
     "The residual stream after each of `layers` at every token of one text: float32 `[n_layers, seq, d_model]`."
     if not isinstance(text, str): raise TypeError("capture_sequence takes one text; use capture() for a batch at one position.")
-    layers = resolve_layers(model, layers)
-    enc = encode(model.tokenizer, text, device=model.device)
-    saved = []
-    with torch.no_grad(), model.nn.trace(enc.inputs(), remote=remote) as tracer:
-        for l in layers: saved.append(resid(model.layer(l, envoy=True).output)[0].float().save())
-        tracer.stop()
-    return torch.stack([s.cpu() for s in saved])
+    return next(capture_tokens(model, [text], layers, progress=False, remote=remote)).acts.transpose(0, 1)
 
-# %% ../nbs/05_activations.ipynb #89c44c56
+# %% ../nbs/05_activations.ipynb #0a5a2864
 def default_format(tokenizer) -> str:
     "The prompt format to use when none is given: the tokenizer's chat template if it has one, else CAA's base format."
     return "chat" if getattr(tokenizer, "chat_template", None) else "base"
