@@ -13,10 +13,10 @@ from .prompts import answer_letter
 
 # %% auto #0
 __all__ = ['CAA_BEHAVIORS', 'CAA_SPLITS', 'CAA_COMMIT', 'CAA_URL', 'CAA_SIDE_EFFECTS', 'ContrastivePair', 'pairs_to_df',
-           'atomic_write', 'read_json_list', 'save_pairs', 'load_pairs', 'normalize_answer', 'has_option',
-           'pair_from_item', 'pairs_from_items', 'SkippedItemsWarning', 'read_pairs', 'caa_relpath', 'cache_dir',
-           'download', 'caa_path', 'source_behaviors', 'load_caa', 'load_side_effect', 'sample_pairs', 'split_pairs',
-           'letter_counts', 'balance_letters', 'caa_summary']
+           'atomic_write', 'write_checkpoint', 'read_checkpoint', 'read_json_list', 'save_pairs', 'load_pairs',
+           'normalize_answer', 'has_option', 'pair_from_item', 'pairs_from_items', 'SkippedItemsWarning', 'read_pairs',
+           'caa_relpath', 'cache_dir', 'download', 'caa_path', 'source_behaviors', 'load_caa', 'load_side_effect',
+           'sample_pairs', 'split_pairs', 'letter_counts', 'balance_letters', 'caa_summary']
 
 # %% ../nbs/03_data.ipynb #1325fbc3
 @dataclass
@@ -53,7 +53,33 @@ def atomic_write(path, data: bytes) -> Path:
         raise
     return path
 
-# %% ../nbs/03_data.ipynb #d50da3fa
+# %% ../nbs/03_data.ipynb #54a8023c
+def write_checkpoint(folder, tensors: dict, optimizer=None, state: dict | None = None) -> Path:
+    "Save `tensors` (safetensors), an optimizer's state and a JSON `state` as the folder `folder`, atomically."
+    from safetensors.torch import save_file
+    import shutil, torch
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+    if optimizer is not None: torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state or {}))
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists(): shutil.rmtree(old, ignore_errors=True); folder.rename(old)
+    tmp.rename(folder); shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+def read_checkpoint(folder, optimizer=None):
+    "`(tensors, state)` from a folder `write_checkpoint` wrote (or its `.old` twin left by a killed save), loading the optimizer's state in place; None if there is none."
+    from safetensors.torch import load_file
+    import torch
+    folder = Path(folder)
+    if not (folder / "state.json").exists() and (folder.with_name(folder.name + ".old") / "state.json").exists():
+        folder = folder.with_name(folder.name + ".old")
+    if not (folder / "state.json").exists(): return None
+    if optimizer is not None: optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    return load_file(str(folder / "tensors.safetensors")), json.loads((folder / "state.json").read_text())
+
+# %% ../nbs/03_data.ipynb #17cb09a4
 def read_json_list(path) -> list:
     "The JSON list stored at `path`, or an error naming the file, what is wrong with it and how to fix it."
     path = Path(path)
@@ -68,7 +94,7 @@ def read_json_list(path) -> list:
                          "objects like {'question': ..., 'answer_matching_behavior': ..., 'answer_not_matching_behavior': ...}.")
     return data
 
-# %% ../nbs/03_data.ipynb #54a8023c
+# %% ../nbs/03_data.ipynb #15d07f3c
 def save_pairs(pairs: list[ContrastivePair], path) -> Path:
     "Save `pairs` to `path` as a JSON list of objects (one per pair, its fields as keys), atomically."
     return atomic_write(path, json.dumps([asdict(p) for p in pairs], indent=1, ensure_ascii=False).encode("utf-8"))
@@ -85,7 +111,7 @@ def load_pairs(path) -> list[ContrastivePair]:
         pairs.append(ContrastivePair(**d))
     return pairs
 
-# %% ../nbs/03_data.ipynb #0472a531
+# %% ../nbs/03_data.ipynb #44de4b10
 def normalize_answer(answer: str) -> str:
     "`'(A)'`, `' (A)'`, `'A'` and `'A)'` become `'(A)'`; anything that is not clearly one option letter is returned unchanged."
     letter = answer_letter(answer, strict=False)  # the one definition of an option letter, shared with the prompts
@@ -97,7 +123,7 @@ def has_option(question: str, letter: str) -> bool:
     # "f(A)" or "A)" are not option markers
     return re.search(rf"(?:^|\s)\({re.escape(letter)}\)", question) is not None
 
-# %% ../nbs/03_data.ipynb #44de4b10
+# %% ../nbs/03_data.ipynb #e12d3a7b
 _AB_KEYS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
 
 def pair_from_item(item, behavior: str, open_ended: bool = False) -> ContrastivePair:
@@ -128,7 +154,7 @@ def pair_from_item(item, behavior: str, open_ended: bool = False) -> Contrastive
                              "reorder the options so the two compared answers are (A) and (B), or drop the item")
     return ContrastivePair(q, pos, neg, behavior, meta)
 
-# %% ../nbs/03_data.ipynb #e12d3a7b
+# %% ../nbs/03_data.ipynb #3da33526
 def pairs_from_items(items: list, behavior: str, file="", open_ended: bool = False) -> tuple[list[ContrastivePair], list[str]]:
     "The usable pairs among CAA-format `items`, and one line (`'item i: reason'`) per item left out."
     pairs, problems, seen = [], [], {}
@@ -164,7 +190,7 @@ def read_pairs(path, behavior: str, open_ended: bool = False, strict: bool = Fal
                       "Pass strict=True to raise instead.", SkippedItemsWarning, stacklevel=2)
     return pairs
 
-# %% ../nbs/03_data.ipynb #525b2d34
+# %% ../nbs/03_data.ipynb #405c736b
 CAA_BEHAVIORS = ("coordinate-other-ais", "corrigible-neutral-HHH", "hallucination", "myopic-reward",
                  "survival-instinct", "sycophancy", "refusal")
 CAA_SPLITS = {"generate": "generate/{behavior}/generate_dataset.json",
@@ -186,7 +212,7 @@ def caa_relpath(behavior: str, split: str, known=CAA_BEHAVIORS) -> str:
                          + f" Known: {list(known)}. For a dataset of your own in CAA's format, use read_pairs(path, behavior).")
     return CAA_SPLITS[split].format(behavior=behavior)
 
-# %% ../nbs/03_data.ipynb #405c736b
+# %% ../nbs/03_data.ipynb #0189c9f9
 def cache_dir() -> Path:
     "steerinterp's download cache: `$STEERINTERP_CACHE` if set, else `~/.cache/steerinterp`."
     return Path(os.environ.get("STEERINTERP_CACHE") or Path.home() / ".cache" / "steerinterp").expanduser()
@@ -201,7 +227,7 @@ def download(url: str, dest, offline_hint: str = "", timeout: float = 30) -> Pat
         raise ConnectionError(f"Could not download {url} ({getattr(e, 'reason', e)}). {offline_hint}".strip()) from None
     return atomic_write(dest, data)
 
-# %% ../nbs/03_data.ipynb #aeb8c0ef
+# %% ../nbs/03_data.ipynb #7408e24c
 def caa_path(behavior: str, split: str, source=None) -> Path:
     "The local file of CAA's `split` of `behavior`: inside `source`, else in the cache (downloaded on first use)."
     if source is None:
@@ -233,7 +259,7 @@ def load_caa(behavior: str, split: str, source=None, strict: bool = False) -> li
     "CAA's `split` ('generate', 'test_ab', 'test_open_ended') of `behavior` as pairs, from `source` or the pinned, cached download."
     return read_pairs(caa_path(behavior, split, source), behavior, open_ended=split in _OPEN_ENDED_SPLITS, strict=strict)
 
-# %% ../nbs/03_data.ipynb #af67b9ef
+# %% ../nbs/03_data.ipynb #6b6d204f
 CAA_SIDE_EFFECTS = {"mmlu": "test/mmlu/mmlu.json", "truthfulqa": "test/truthfulqa/truthful_qa.json"}
 
 def load_side_effect(name: str, source=None) -> list[ContrastivePair]:
@@ -258,7 +284,7 @@ def load_side_effect(name: str, source=None) -> list[ContrastivePair]:
                                      dict(category=it.get("category"), index=i, file=str(path))))
     return pairs
 
-# %% ../nbs/03_data.ipynb #2fb19afa
+# %% ../nbs/03_data.ipynb #851eb142
 def _pick(n: int, k: int, seed: int) -> set[int]:
     "`k` of the indices `0..n-1`, drawn without replacement with `seed`."
     if not 0 <= k <= n: raise ValueError(f"Cannot take {k} of {n} pairs: the number must be between 0 and {n}.")
@@ -275,7 +301,7 @@ def split_pairs(pairs: list, frac: float = 0.8, seed: int = 0) -> tuple[list, li
     train = _pick(len(pairs), round(frac * len(pairs)), seed)
     return [p for i, p in enumerate(pairs) if i in train], [p for i, p in enumerate(pairs) if i not in train]
 
-# %% ../nbs/03_data.ipynb #851eb142
+# %% ../nbs/03_data.ipynb #1b32ac63
 def letter_counts(pairs: list[ContrastivePair]) -> dict[str, int]:
     "How many pairs have each positive answer, e.g. `{'(A)': 24, '(B)': 26}`; open-ended pairs are not counted."
     return dict(sorted(Counter(p.positive for p in pairs if p.positive is not None).items()))
@@ -288,7 +314,7 @@ def balance_letters(pairs: list[ContrastivePair], seed: int = 0) -> list[Contras
     keep = {i for v in by.values() for i in sample_pairs(v, n, seed)}
     return [p for i, p in enumerate(pairs) if i in keep]
 
-# %% ../nbs/03_data.ipynb #af3e4a50
+# %% ../nbs/03_data.ipynb #fede3177
 def caa_summary(source=None, behaviors=CAA_BEHAVIORS, splits=tuple(CAA_SPLITS)) -> pd.DataFrame:
     "One row per behavior × split: items in the file (`total`), usable pairs, skipped items and the share of positives that are (A)."
     rows = []
