@@ -224,7 +224,7 @@ def _losses(sae: SAE, x: torch.Tensor, cfg: dict, warm: float, dead: torch.Tenso
     if sae.kind in ("topk", "batchtopk") and cfg["aux_coefficient"] > 0 and dead.any():
         # AuxK: the dead latents' top pre-activations must explain what the live ones left over
         k_aux = min(cfg["aux_k"], int(dead.sum()))
-        top = torch.relu(z).masked_fill(~dead, 0).topk(k_aux, dim=-1)
+        top = z.masked_fill(~dead, -torch.inf).topk(k_aux, dim=-1)   # no ReLU: a latent that never fires still gets a gradient
         e_hat = torch.zeros_like(z).scatter(-1, top.indices, top.values) @ sae.W_dec
         e = (xs - recon).detach()
         terms["aux"] = cfg["aux_coefficient"] * min(1.0, int(dead.sum()) / k_aux) * (e_hat - e).pow(2).sum(-1).mean()
