@@ -75,7 +75,7 @@ class SAE(nn.Module):
         if self.kind == "batchtopk" and self.training:
             flat = torch.relu(z).reshape(-1)
             n_tokens = flat.numel() // self.d_sae
-            top = flat.topk(min(self.k * n_tokens, flat.numel()))
+            top = flat.topk(min(self.k * n_tokens, flat.numel()), sorted=False)
             return torch.zeros_like(flat).scatter(0, top.indices, top.values).reshape(z.shape)
         return torch.relu(z) * (z > self.threshold)   # jumprelu, and batchtopk at inference
 
@@ -150,7 +150,7 @@ def save_sae(sae: SAE, path) -> Path:
     w = _folded(sae)
     arch = dict(relu="standard", topk="topk", batchtopk="jumprelu", jumprelu="jumprelu")[sae.kind]
     if arch != "jumprelu": w.pop("threshold")
-    meta = {k: v for k, v in sae.meta.items() if k in ("model", "layer", "act_norm")}
+    meta = {k: v for k, v in sae.meta.items() if k in ("model", "layer", "act_norm", "training")}
     metadata = dict(sae_lens_version=SAELENS_FORMAT_VERSION, model_name=meta.get("model"), written_by="steerinterp",
                     steerinterp=dict(kind=sae.kind, k=sae.k, **meta))
     if "layer" in meta: metadata["hook_name"] = hook_name(meta["layer"])
@@ -178,6 +178,7 @@ def _arch_of(cfg: dict) -> tuple[str, int | None]:
         raise ValueError(f"SAELens architecture {arch!r} is not supported here (supported: {list(kinds)}); "
                          "gated, abstopk and transcoder SAEs need their own encoders.")
     if arch == "topk" and k is None: k = 100   # SAELens's default
+    if isinstance(k, float) and k.is_integer(): k = int(k)   # SAELens types BatchTopK's k as a float
     return kinds[arch], k
 
 def sae_from_weights(w: dict, kind: str, k: int | None = None, *, apply_b_dec_to_input: bool = True, normalize: str = "none",
@@ -226,7 +227,7 @@ def load_sae(path, subfolder: str | None = None, *, revision: str | None = None)
     meta = dict(hook_name=hook, model=md.get("model_name") or cfg.get("model_name"), source=str(path))
     try: meta["layer"] = layer_of_hook(hook)
     except ValueError: pass
-    if "act_norm" in ours: meta["act_norm"] = ours["act_norm"]
+    meta.update({k: ours[k] for k in ("act_norm", "training") if k in ours})
     norm = cfg.get("normalize_activations") or "none"
     norm = "none" if norm in (False, True, "expected_average_only_in", "covariance_whitening") else norm  # folded at training time
     return sae_from_weights(load_file(str(path / "sae_weights.safetensors")), kind, k, apply_b_dec_to_input=cfg.get("apply_b_dec_to_input", True),

@@ -224,8 +224,8 @@ def _losses(sae: SAE, x: torch.Tensor, cfg: dict, warm: float, dead: torch.Tenso
     if sae.kind in ("topk", "batchtopk") and cfg["aux_coefficient"] > 0 and dead.any():
         # AuxK: the dead latents' top pre-activations must explain what the live ones left over
         k_aux = min(cfg["aux_k"], int(dead.sum()))
-        top = z.masked_fill(~dead, -torch.inf).topk(k_aux, dim=-1)   # no ReLU: a latent that never fires still gets a gradient
-        e_hat = torch.zeros_like(z).scatter(-1, top.indices, top.values) @ sae.W_dec
+        top = z.masked_fill(~dead, -torch.inf).topk(k_aux, dim=-1)
+        e_hat = torch.zeros_like(z).scatter(-1, top.indices, torch.relu(top.values)) @ sae.W_dec   # ReLU, as in the main code
         e = (xs - recon).detach()
         terms["aux"] = cfg["aux_coefficient"] * min(1.0, int(dead.sum()) / k_aux) * (e_hat - e).pow(2).sum(-1).mean()
     return f, recon, xs, terms
@@ -315,7 +315,8 @@ def train_sae(source, kind: str = "topk", d_sae: int | None = None, k: int | Non
             fired = (f > 0).any(0)
             since_fired += len(x); since_fired[fired] = 0
             if kind == "batchtopk":   # the inference threshold: a running mean of each batch's smallest kept activation
-                m = f[f > 0].min().item() if (f > 0).any() else 0.0
+                m = torch.where(f > 0, f, torch.inf).min().item()
+                m = 0.0 if math.isinf(m) else m
                 bt_theta = m if bt_theta is None else 0.99 * bt_theta + 0.01 * m
             if step in resample_steps:
                 _resample_dead(sae, opt, x, since_fired >= cfg["dead_tokens"], g); since_fired[since_fired >= cfg["dead_tokens"]] = 0
