@@ -29,13 +29,16 @@ def organism_corpus(n: int, split: str = "train", seed: int = 0) -> tuple[list[s
     return [render_chat(msgs) for _, msgs in chats], pd.DataFrame([p for p, _ in chats])
 
 def train_organism_sae(out_dir=None, layer: int = 1, d_sae: int = 1024, k: int = 16, n_chats: int = 800, tokens: int = 1_000_000,
-                       batch_size: int = 1024, seed: int = 0, progress: bool = True, **kwargs) -> SAE:
+                       batch_size: int = 1024, seed: int = 0, threads: int = 1, progress: bool = True, **kwargs) -> SAE:
     "Cache the organism's activations at `layer` on `n_chats` training chats, train a TopK SAE on them, and save it to `out_dir` (SAELens layout)."
     model = load_organism()
     texts, _ = organism_corpus(n_chats, "train", seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = cache_activations(model, texts, layer, Path(tmp) / "cache", progress=progress)
-        sae = train_sae(cache, "topk", d_sae, k, tokens=tokens, batch_size=batch_size, seed=seed, progress=progress, **kwargs)
+    before = torch.get_num_threads(); torch.set_num_threads(threads)   # float sums depend on the thread count
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = cache_activations(model, texts, layer, Path(tmp) / "cache", progress=progress)
+            sae = train_sae(cache, "topk", d_sae, k, tokens=tokens, batch_size=batch_size, seed=seed, progress=progress, **kwargs)
+    finally: torch.set_num_threads(before)
     sae.meta["training"]["n_chats"] = n_chats
     if out_dir is not None: save_sae(sae, out_dir)
     return sae
