@@ -284,7 +284,7 @@ def train_sae(source, kind: str = "topk", d_sae: int | None = None, k: int | Non
     opt = torch.optim.Adam([p for p in sae.parameters() if p.requires_grad], lr=cfg["lr"], betas=(0.9, 0.999))
     since_fired = torch.zeros(d_sae, dtype=torch.long)
     g = torch.Generator().manual_seed(seed + 2)
-    start, history, bt_theta = 0, [], None
+    start, history = 0, []
     ckpt = Path(checkpoint_dir) / "checkpoint" if checkpoint_dir else None
     if ckpt is not None and (got := read_checkpoint(ckpt, opt)) is not None:
         tensors, state = got
@@ -294,7 +294,7 @@ def train_sae(source, kind: str = "topk", d_sae: int | None = None, k: int | Non
                              "use another checkpoint_dir or delete it to start over.")
         sae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("sae.")})
         since_fired = tensors["since_fired"]; g.set_state(tensors["generator"])
-        start, history, bt_theta = state["step"], state["history"], state["bt_theta"]
+        start, history = state["step"], state["history"]
     resample_steps = {int(f * steps) for f in cfg["resample_at"]} if cfg["resample"] else set()
     warm_steps = max(1, int(sparsity_warmup * steps))
     sae.train()
@@ -314,10 +314,6 @@ def train_sae(source, kind: str = "topk", d_sae: int | None = None, k: int | Non
             if kind == "jumprelu": sae.threshold.clamp_(min=1e-6)
             fired = (f > 0).any(0)
             since_fired += len(x); since_fired[fired] = 0
-            if kind == "batchtopk":   # the inference threshold: a running mean of each batch's smallest kept activation
-                m = torch.where(f > 0, f, torch.inf).min().item()
-                m = 0.0 if math.isinf(m) else m
-                bt_theta = m if bt_theta is None else 0.99 * bt_theta + 0.01 * m
             if step in resample_steps:
                 _resample_dead(sae, opt, x, since_fired >= cfg["dead_tokens"], g); since_fired[since_fired >= cfg["dead_tokens"]] = 0
         bar.update(1)
@@ -332,12 +328,14 @@ def train_sae(source, kind: str = "topk", d_sae: int | None = None, k: int | Non
         if ckpt is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             write_checkpoint(ckpt, {**{f"sae.{k}": v for k, v in sae.state_dict().items()}, "since_fired": since_fired,
                                     "generator": g.get_state()}, opt,
-                             dict(step=step + 1, config=json.loads(json.dumps(cfg)), history=history, bt_theta=bt_theta))
+                             dict(step=step + 1, config=json.loads(json.dumps(cfg)), history=history))
         if callback is not None: callback(step + 1, history[-1] if history else {})
     bar.close()
     sae.eval()
-    if kind == "batchtopk":
-        with torch.no_grad(): sae.threshold.fill_(bt_theta or 0.0)
+    if kind == "batchtopk":   # the inference threshold: the one that keeps exactly k codes per token on the init sample
+        with torch.no_grad():
+            z = torch.relu(sae.pre_acts(sample)).flatten()
+            sae.threshold.fill_(z.topk(min(k * len(sample), z.numel())).values[-1].item())
     sae.meta.update(meta or {})
     sae.meta.update(training=dict(cfg, seconds=round(time.time() - t0, 1), resumed_from=start),
                     act_norm=float(sample.norm(dim=-1).median()))
