@@ -19,10 +19,10 @@ where one applies), on the CPU with the same number of torch threads, and we rep
   choice when the k-th and (k+1)-th pre-activations nearly tie; we print the largest such margin).
 
 The same comparison is run for BatchTopK SAEs (`--no-batchtopk` skips it): SAELens's BatchTopK trainer is its TopK one
-with a batch-level top-k and a running threshold for inference, and both libraries save BatchTopK as JumpReLU.
+with a batch-level top-k and a single threshold for inference, and both libraries save BatchTopK as JumpReLU.
 
 The settings that cannot be made equal are printed with the results: decoder-norm handling, decoder init, b_dec init, the
-BatchTopK threshold's start, and (probed at run time) whether our AuxK puts negative pre-activations through a ReLU.
+BatchTopK inference threshold, and (probed at run time) whether our AuxK puts negative pre-activations through a ReLU.
 Run it in a separate environment, so the project's stays free of SAELens's dependencies (transformer-lens, wandb, ...):
     python -m venv /tmp/saevenv && /tmp/saevenv/bin/pip install sae-lens==6.54.12 --constraint <(echo torch==2.13.0)
     /tmp/saevenv/bin/pip install -e . --constraint <(echo torch==2.13.0)
@@ -168,7 +168,8 @@ def differences():
             "  - decoder init: both tied (W_enc = W_dec^T); ours Gaussian rows at norm 1, SAELens kaiming-uniform rows at norm 0.1 (decoder_init_norm)\n"
             "  - b_dec init: ours the geometric median of the 16,384-token sample; SAELens zeros (it has no other option in v6)\n"
             + aux_diff +
-            "  - BatchTopK threshold: ours an EMA (0.99) starting at the first batch's value; SAELens the same EMA starting at 0\n"
+            "  - BatchTopK threshold: ours set after training to keep exactly k codes per token on the 16,384-token sample;\n"
+            "    SAELens an EMA (0.99) of each batch's smallest kept activation, starting at 0\n"
             "  - SAELens tracks per-latent firing counts every step (act_freq_scores); ours logs metrics every 10 steps\n"
             "  matched: data and batch order, d_sae, k, batch, tokens, lr with 1% linear warm-up and linear decay to 0 over the last 20%,\n"
             "  Adam(0.9, 0.999), grad-norm clip 1.0, input scale sqrt(d_in)/mean norm on the same 16,384 tokens (SAELens\n"

@@ -171,15 +171,15 @@ def _arch_of(cfg: dict) -> tuple[str, int | None]:
         fn = cfg.get("activation_fn") or cfg.get("activation_fn_str")
         arch, k = ("topk", (cfg.get("activation_fn_kwargs") or {}).get("k")) if fn == "topk" else ("standard", None)
     else: k = cfg.get("k")
+    kind = dict(standard="relu", topk="topk", jumprelu="jumprelu").get(arch)
     if arch == "jumprelu" and md.get("training_architecture") == "batchtopk":
-        return "batchtopk", (md.get("training_architecture_details") or {}).get("k")
-    kinds = dict(standard="relu", topk="topk", jumprelu="jumprelu")
-    if arch not in kinds:
-        raise ValueError(f"SAELens architecture {arch!r} is not supported here (supported: {list(kinds)}); "
+        kind, k = "batchtopk", (md.get("training_architecture_details") or {}).get("k")
+    if kind is None:
+        raise ValueError(f"SAELens architecture {arch!r} is not supported here (supported: standard, topk, jumprelu); "
                          "gated, abstopk and transcoder SAEs need their own encoders.")
     if arch == "topk" and k is None: k = 100   # SAELens's default
     if isinstance(k, float) and k.is_integer(): k = int(k)   # SAELens types BatchTopK's k as a float
-    return kinds[arch], k
+    return kind, k
 
 def sae_from_weights(w: dict, kind: str, k: int | None = None, *, apply_b_dec_to_input: bool = True, normalize: str = "none",
                      rescale_acts_by_decoder_norm: bool = False, meta: dict | None = None, source: str = "the file") -> SAE:
