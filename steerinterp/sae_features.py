@@ -4,13 +4,11 @@
 
 # %% ../nbs/17_sae_features.ipynb #34c8844b
 from __future__ import annotations
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import matplotlib.pyplot as plt
 from .models import Model
 from .activations import capture_tokens
 from .vectors import SteeringVector

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib, json, math, time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -266,6 +265,7 @@ def train_sae(source, kind: str = "topk", d_sae: int | None = None, k: int | Non
               jumprelu_bandwidth: float = 1e-3, seed: int = 0, checkpoint_dir=None, checkpoint_every: int = 500,
               log_every: int = 10, callback: Callable | None = None, progress: bool = True, meta: dict | None = None) -> SAE:
     "Train a `kind` SAE with `d_sae` latents on `tokens` activations from `source` (a tensor, an `ActivationCache` or `ModelActivations`)."
+    if kind not in SAE_KINDS: raise ValueError(f"Unknown SAE kind {kind!r}; use one of {SAE_KINDS}.")
     src = _as_source(source)
     d_in = src.d_in
     d_sae = d_sae or 8 * d_in
