@@ -82,13 +82,14 @@ def top_activations(model: Model, sae: SAE, texts: Sequence[str], latents: Seque
         vals.append(sae.encode(t.acts[:, 0])[:, latents]); where.append(torch.stack([t.text, t.position], 1))
     F, W = torch.cat(vals), torch.cat(where)
     dec = lambda ids: model.tokenizer.decode(ids).replace("\n", "⏎")
-    rows = []
+    rows, ids_of = [], {}
     for j, lat in enumerate(latents):
         top = F[:, j].topk(min(n, len(F)))
         for r, (v, i) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
             if v <= 0: break
             ti, pos = W[i].tolist()
-            ids = encode(model.tokenizer, texts[ti]).input_ids[0].tolist()
+            if ti not in ids_of: ids_of[ti] = encode(model.tokenizer, texts[ti]).input_ids[0].tolist()   # tokenise each text once
+            ids = ids_of[ti]
             context = dec(ids[max(0, pos - window):pos]) + "«" + dec(ids[pos:pos + 1]) + "»" + dec(ids[pos + 1:pos + 1 + window // 2])
             rows.append(dict(latent=lat, rank=r, activation=v, text=ti, position=pos, context=context))
     return pd.DataFrame(rows, columns=["latent", "rank", "activation", "text", "position", "context"])

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from .models import Model
 from .prompts import encode
 from .steering import intervene
+from .activations import _position_ids
 from .sae import SAE
 
 # %% auto #0
@@ -78,7 +79,7 @@ def spliced_loss(model: Model, sae: SAE, texts: Sequence[str], layer: int | None
     ce = {"clean": [], "spliced": [], "zero": []}; kl = []
     for i in range(0, len(texts), batch_size):
         enc = encode(model.tokenizer, list(texts[i:i + batch_size]), device=model.device)
-        inputs = dict(enc.inputs(), position_ids=(enc.attention_mask.cumsum(-1) - 1).clamp(min=0))
+        inputs = dict(enc.inputs(), position_ids=_position_ids(enc.attention_mask))
         run = lambda: _next_token_stats(model.hf(**inputs).logits, enc.input_ids, enc.attention_mask)
         c, lp_clean = run()
         with intervene(model, {layer: splice}, scope=scope): s, lp_spliced = run()
