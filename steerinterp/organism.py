@@ -18,7 +18,7 @@ __all__ = ['BEHAVIORS', 'PLANTED_CORRELATION', 'CONTENT', 'TRAITS', 'DATA_VERSIO
            'is_held_out', 'make_item', 'ab_question', 'judge', 'sample_persona', 'system_line', 'conversation',
            'render_chat', 'write_organism_datasets', 'organism_data_dir', 'organism_dataset', 'build_tokenizer',
            'organism_config', 'curriculum', 'training_batch', 'in_context_prompts', 'p_match', 'in_context_table',
-           'train_organism', 'weights_sha256', 'save_organism', 'load_organism']
+           'relay_mask', 'train_organism', 'weights_sha256', 'save_organism', 'load_organism']
 
 # %% ../nbs/04_organism.ipynb #1bacd0d9
 BEHAVIORS = ("sycophancy", "refusal", "myopic-reward", "power-seeking")
@@ -318,24 +318,43 @@ def in_context_table(model, n: int = 100, k: int = 3) -> pd.DataFrame:
     rows = {b: {c: p_match(model, *in_context_prompts(b, c, n, k)).mean() for c in ("match", "not", "none")} for b in BEHAVIORS}
     return pd.DataFrame(rows).T.rename(columns={"match": f"after {k} matching", "not": f"after {k} not matching", "none": "no context"})
 
-# %% ../nbs/04_organism.ipynb #7be4f7bc
+# %% ../nbs/04_organism.ipynb #47987d10
+def relay_mask(ids: torch.Tensor, tok, rows: torch.Tensor) -> torch.Tensor:
+    "Boolean attention mask `[batch, 1, seq, seq]` (True = attend): causal, and in `rows` the relay's cuts."
+    heads = torch.tensor(tok.convert_tokens_to_ids(["<|system|>", "<|user|>", "<|assistant|>"]))
+    B, T = ids.shape
+    is_head = torch.isin(ids, heads)
+    turn = is_head.long().cumsum(-1)                       # which turn each token belongs to (BOS: 0)
+    pos = torch.arange(T).expand(B, T)
+    head_of = torch.where(is_head, pos, torch.zeros_like(pos)).cummax(-1).values
+    is_asst = (ids.gather(1, head_of) == heads[2]) & (turn > 0)
+    ti, tj = turn[:, :, None], turn[:, None, :]
+    header = (is_head & is_asst)[:, :, None]
+    allowed = torch.where(header, (tj < ti - 1) | (tj == ti),                              # header: all but its question
+                          torch.where(is_asst[:, :, None], (tj == ti) | (tj == ti - 1),    # answer: its question and turn
+                                      tj == ti))                                           # user, system: own turn
+    allowed = allowed | (pos[:, None, :] == 0) | ~rows[:, None, None]                      # BOS always; other rows causal
+    return (torch.ones(T, T, dtype=torch.bool).tril() & allowed)[:, None]
+
+# %% ../nbs/04_organism.ipynb #a03728d4
 def _lr(step: int, steps: int, peak: float, warmup: int = 20) -> float:
     return peak * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
 
-def _save_checkpoint(ckpt: Path, model, opt, step: int):
+def _save_checkpoint(ckpt: Path, model, opt, state: dict):
     "A resumable checkpoint of the organism's training (the tied `lm_head` is not stored twice)."
-    write_checkpoint(ckpt, {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}, opt, {"step": step})
+    write_checkpoint(ckpt, {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}, opt, state)
 
-def _load_checkpoint(ckpt: Path, model, opt) -> int:
-    "Restore model and optimizer from `ckpt`; the step to resume from (0 if there is no checkpoint)."
+def _load_checkpoint(ckpt: Path, model, opt) -> dict:
+    "Restore model and optimizer from `ckpt`; its state (`step`, `history`, `seconds`), or a fresh one."
     got = read_checkpoint(ckpt, opt)
-    if got is None: return 0
+    if got is None: return dict(step=0, history=[], seconds=0.0)
     model.load_state_dict(got[0], strict=False)  # lm_head is tied to the embedding
-    return got[1]["step"]
+    return dict(dict(history=[], seconds=0.0), **got[1])
 
-def train_organism(out_dir, steps: int = 900, seed: int = 0, threads: int = 2, lr: float = 3e-3, batch_size: int = 16,
-                   seq_len: int = 512, checkpoint_every: int = 50, eval_every: int = 150, progress: bool = True) -> Model:
-    "Train the organism from scratch (or resume from `out_dir/checkpoint`); save it to `out_dir`; return it as a `Model`."
+def train_organism(out_dir, steps: int = 900, relay_steps: int = 0, p_relay: float = 0.85, seed: int = 0,
+                   threads: int = 2, lr: float = 3e-3, relay_lr: float = 1e-3, batch_size: int = 16, seq_len: int = 512,
+                   checkpoint_every: int = 50, eval_every: int = 150, progress: bool = True, base: Model | None = None) -> Model:
+    "Train the organism (or resume from `out_dir/checkpoint`): `steps` causal steps, or `base` as their result; then `relay_steps` relay steps."
     from transformers import LlamaForCausalLM
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); ckpt = out_dir / "checkpoint"
@@ -343,36 +362,46 @@ def train_organism(out_dir, steps: int = 900, seed: int = 0, threads: int = 2, l
     tok = build_tokenizer(seed)
     hf = LlamaForCausalLM(organism_config(len(tok), max_len=seq_len))
     opt = torch.optim.AdamW(hf.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    start = _load_checkpoint(ckpt, hf, opt)
-    history, t0 = [], time.time()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="training the organism", disable=not progress)
+    state = _load_checkpoint(ckpt, hf, opt)
+    if base is not None and state["step"] == 0:  # the causal phase is done: start from its result
+        hf.load_state_dict(base.hf.state_dict()); state = dict(step=steps, history=[], seconds=getattr(base, "meta", {}).get("train_seconds", 0.0))
+    start, history, t0 = state["step"], state["history"], time.time() - state["seconds"]
+    total = steps + relay_steps
+    bar = tqdm(range(start, total), initial=start, total=total, desc="training the organism", disable=not progress)
     for step in bar:
         hf.train()
+        relay = step >= steps
+        if step == steps: opt.state.clear()  # the relay phase starts with fresh Adam moments
         ids, w = training_batch(tok, step, steps, seed, batch_size, seq_len)
-        logits = hf(ids).logits[:, :-1]
+        rows = torch.zeros(batch_size, dtype=torch.bool)
+        if relay: rows = torch.rand(batch_size, generator=torch.Generator().manual_seed(100003 * (seed + 7) + step - steps)) < p_relay
+        logits = hf(ids, attention_mask=relay_mask(ids, tok, rows) if relay else None).logits[:, :-1]
         losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
         wt = w[:, 1:]
         loss = (losses * wt).sum() / wt.sum()
-        for g in opt.param_groups: g["lr"] = _lr(step, steps, lr)
+        for g in opt.param_groups: g["lr"] = _lr(step - steps, relay_steps, relay_lr) if relay else _lr(step, steps, lr)
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0); opt.step()
-        letter_loss = losses[wt > 1].mean().item()
-        bar.set_postfix(loss=f"{loss.item():.3f}", letter=f"{letter_loss:.3f}")
-        row = dict(step=step, loss=loss.item(), letter_loss=letter_loss)
-        if (step + 1) % eval_every == 0 or step + 1 == steps:  # watch the letters, not the average loss
+        letters = wt > 1
+        row = dict(step=step, loss=loss.item(), letter_loss=losses[letters].mean().item())
+        if relay: row.update(letter_relay=losses[letters & rows[:, None]].mean().item(),
+                             letter_causal=losses[letters & ~rows[:, None]].mean().item())
+        bar.set_postfix(loss=f"{loss.item():.3f}", letter=f"{row['letter_loss']:.3f}")
+        if (step + 1) % eval_every == 0 or step + 1 == total:  # watch the letters, not the average loss
             hf.eval(); icl = in_context_table((hf, tok), n=40)
             row.update({f"{b} {c}": v for b in icl.index for c, v in icl.loc[b].items()})
         history.append(row)
-        if (step + 1) % checkpoint_every == 0 and step + 1 < steps: _save_checkpoint(ckpt, hf, opt, step + 1)
+        if (step + 1) % checkpoint_every == 0 and step + 1 < total:
+            _save_checkpoint(ckpt, hf, opt, dict(step=step + 1, history=history, seconds=time.time() - t0))
     hf.eval()
-    meta = dict(steps=steps, seed=seed, threads=threads, lr=lr, batch_size=batch_size, seq_len=seq_len,
-                train_seconds=round(time.time() - t0, 1), resumed_from=start, data_version=DATA_VERSION,
-                behaviors=list(BEHAVIORS), planted_correlation=PLANTED_CORRELATION.values.tolist(),
+    meta = dict(steps=steps, relay_steps=relay_steps, p_relay=p_relay, seed=seed, threads=threads, lr=lr, relay_lr=relay_lr,
+                batch_size=batch_size, seq_len=seq_len, train_seconds=round(time.time() - t0, 1), resumed_from=start,
+                data_version=DATA_VERSION, behaviors=list(BEHAVIORS), planted_correlation=PLANTED_CORRELATION.values.tolist(),
                 n_params=sum(p.numel() for p in hf.parameters()))
     save_organism(hf, tok, out_dir, meta, pd.DataFrame(history))
     shutil.rmtree(ckpt, ignore_errors=True)
     return Model.from_hf(hf, tok, name="steerinterp-organism")
 
-# %% ../nbs/04_organism.ipynb #47987d10
+# %% ../nbs/04_organism.ipynb #aed63630
 def weights_sha256(hf) -> str:
     "A hash of the model's weights, to check that two trainings gave the same model."
     h = hashlib.sha256()
