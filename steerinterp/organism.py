@@ -322,8 +322,8 @@ def in_context_table(model, n: int = 100, k: int = 3) -> pd.DataFrame:
 
 def in_context_transfer(model, n: int = 60, k: int = 3) -> pd.DataFrame:
     "Swing p(match on a question of Y | `k` matching X answers) − p(… | `k` not matching): the entanglement the model learned."
-    swing = lambda x, y: p_match(model, *in_context_prompts(x, "match", n, k, ask=y)).mean() - p_match(model, *in_context_prompts(x, "not", n, k, ask=y)).mean()
-    t = pd.DataFrame({x: {y: swing(x, y) for y in BEHAVIORS} for x in BEHAVIORS}).T
+    def p(x, context, y): return p_match(model, *in_context_prompts(x, context, n, k, ask=y)).mean()
+    t = pd.DataFrame({x: {y: p(x, "match", y) - p(x, "not", y) for y in BEHAVIORS} for x in BEHAVIORS}).T
     t.index.name, t.columns.name = "answers of", "question of"
     return t
 
