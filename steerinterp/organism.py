@@ -283,18 +283,24 @@ def training_batch(tok, step: int, steps: int, seed: int = 0, batch_size: int = 
 
 # %% ../nbs/04_organism.ipynb #25484d25
 def in_context_prompts(behavior: str, context: str, n: int = 100, k: int = 3, seed: int = 0, split: str = "test",
-                       ask: str | None = None):
+                       ask: str | None = None, neutral: int = 0):
     "`n` prompts ending in `(` after `k` answers of `behavior` that all match (`'match'`), all don't (`'not'`), or none; the last question is of `ask` (default: `behavior`)."
+    # `neutral` answers of the asked behavior (alternately matching and not) are shuffled in: evidence that cancels
+    # out, so attention that would avoid `behavior`'s answers has somewhere else to go
     if context not in ("match", "not", "none"): raise ValueError(f"context must be 'match', 'not' or 'none', not {context!r}.")
     if ask is not None and ask not in BEHAVIORS: raise ValueError(f"ask must be one of {BEHAVIORS}, not {ask!r}.")
-    rng = random.Random(f"organism-icl-{seed}-{behavior}-{context}-{split}" + (f"-ask-{ask}" if ask else ""))
+    if neutral % 2: raise ValueError(f"neutral must be even (half matching, half not), not {neutral}.")
+    rng = random.Random(f"organism-icl-{seed}-{behavior}-{context}-{split}" + (f"-ask-{ask}" if ask else "")
+                        + (f"-neutral-{neutral}" if neutral else ""))
     texts, letters = [], []
     for _ in range(n):
+        turns = [(behavior, context == "match")] * (k if context != "none" else 0)
+        if neutral: turns += [(ask or behavior, i % 2 == 0) for i in range(neutral)]; rng.shuffle(turns)
         msgs = []
-        for _ in range(k if context != "none" else 0):
-            item = make_item(behavior, rng, split)
+        for b, matches in turns:
+            item = make_item(b, rng, split)
             text, letter = ab_question(item, rng)
-            shown, answer = (letter, item["matching"]) if context == "match" else ("AB"[letter == "A"], item["not_matching"])
+            shown, answer = (letter, item["matching"]) if matches else ("AB"[letter == "A"], item["not_matching"])
             msgs += [("user", text), ("assistant", f"({shown}) {answer}")]
         text, letter = ab_question(make_item(ask or behavior, rng, split), rng)
         texts.append(render_chat(msgs + [("user", text)]) + "<|assistant|>\n(")
@@ -320,9 +326,9 @@ def in_context_table(model, n: int = 100, k: int = 3) -> pd.DataFrame:
     rows = {b: {c: p_match(model, *in_context_prompts(b, c, n, k)).mean() for c in ("match", "not", "none")} for b in BEHAVIORS}
     return pd.DataFrame(rows).T.rename(columns={"match": f"after {k} matching", "not": f"after {k} not matching", "none": "no context"})
 
-def in_context_transfer(model, n: int = 60, k: int = 3) -> pd.DataFrame:
+def in_context_transfer(model, n: int = 60, k: int = 3, neutral: int = 0) -> pd.DataFrame:
     "Swing p(match on a question of Y | `k` matching X answers) − p(… | `k` not matching): the entanglement the model learned."
-    def p(x, context, y): return p_match(model, *in_context_prompts(x, context, n, k, ask=y)).mean()
+    def p(x, context, y): return p_match(model, *in_context_prompts(x, context, n, k, ask=y, neutral=neutral)).mean()
     t = pd.DataFrame({x: {y: p(x, "match", y) - p(x, "not", y) for y in BEHAVIORS} for x in BEHAVIORS}).T
     t.index.name, t.columns.name = "answers of", "question of"
     return t
