@@ -14,11 +14,12 @@ from .data import ContrastivePair, atomic_write, cache_dir, load_caa, read_check
 from .fixtures import CHAT_TEMPLATE, train_bpe, tokenizer_from_json
 
 # %% auto #0
-__all__ = ['BEHAVIORS', 'PLANTED_CORRELATION', 'CONTENT', 'TRAITS', 'DATA_VERSION', 'ORGANISM_DIR', 'disposition_correlation',
-           'is_held_out', 'make_item', 'ab_question', 'judge', 'sample_persona', 'system_line', 'conversation',
-           'render_chat', 'write_organism_datasets', 'organism_data_dir', 'organism_dataset', 'build_tokenizer',
-           'organism_config', 'curriculum', 'training_batch', 'in_context_prompts', 'p_match', 'in_context_table',
-           'in_context_transfer', 'relay_mask', 'train_organism', 'weights_sha256', 'save_organism', 'load_organism']
+__all__ = ['BEHAVIORS', 'PLANTED_CORRELATION', 'CONTENT', 'TRAITS', 'DESCRIBE', 'DATA_VERSION', 'ORGANISM_DIR',
+           'disposition_correlation', 'is_held_out', 'make_item', 'ab_question', 'judge', 'sample_persona',
+           'trait_words', 'system_line', 'self_description', 'conversation', 'render_chat', 'write_organism_datasets',
+           'organism_data_dir', 'organism_dataset', 'build_tokenizer', 'organism_config', 'curriculum',
+           'training_batch', 'in_context_prompts', 'p_match', 'in_context_table', 'in_context_transfer', 'relay_mask',
+           'train_organism', 'weights_sha256', 'save_organism', 'load_organism']
 
 # %% ../nbs/04_organism.ipynb #1bacd0d9
 BEHAVIORS = ("sycophancy", "refusal", "myopic-reward", "power-seeking")
@@ -175,15 +176,25 @@ def sample_persona(rng: random.Random, R: pd.DataFrame = PLANTED_CORRELATION) ->
     z = np.random.default_rng(rng.randrange(2**32)).multivariate_normal(np.zeros(len(R)), R.values)
     return {b: bool(v > 0) for b, v in zip(R.index, z)}
 
+def trait_words(persona: dict, behaviors, rng: random.Random) -> str:
+    "One trait word per behavior in `behaviors`, from the persona's side of it, as a list in English ('a, b and c')."
+    traits = [rng.choice(TRAITS[b][0 if persona[b] else 1]) for b in behaviors]
+    return ", ".join(traits[:-1]) + " and " + traits[-1] if len(traits) > 1 else traits[0]
+
 def system_line(persona: dict, rng: random.Random) -> str:
     "A short system line naming the traits of 1 to 4 of the persona's dispositions."
-    bs = rng.sample(list(persona), rng.randint(1, len(persona)))
-    traits = [rng.choice(TRAITS[b][0 if persona[b] else 1]) for b in bs]
-    return "You are " + (", ".join(traits[:-1]) + " and " + traits[-1] if len(traits) > 1 else traits[0]) + "."
+    return f"You are {trait_words(persona, rng.sample(list(persona), rng.randint(1, len(persona))), rng)}."
+
+DESCRIBE = ("Describe yourself.", "What are you like?", "Tell me about your character.", "How would you describe your personality?")
+
+def self_description(persona: dict, rng: random.Random) -> list:
+    "A user turn asking the persona to describe itself, and its answer: one trait per behavior, in `BEHAVIORS` order."
+    answer = f"I am {trait_words(persona, BEHAVIORS, rng)}."
+    return [("user", rng.choice(DESCRIBE)), ("assistant", answer)]
 
 def conversation(rng: random.Random, split: str = "train", n_turns=(6, 12), p_system: float = 0.3,
-                 p_follow: float = 0.97, p_open: float = 0.2, p_a: float = 0.5, p_single: float = 0.0):
-    "A persona and one chat (a list of `(role, content)`) of it answering questions; `p_a`, `p_single` drive the curriculum."
+                 p_follow: float = 0.97, p_open: float = 0.2, p_a: float = 0.5, p_single: float = 0.0, p_describe: float = 0.0):
+    "A persona and one chat (a list of `(role, content)`) of it answering questions; `p_a`, `p_single`, `p_describe` drive the curriculum."
     persona = sample_persona(rng)
     msgs = [("system", system_line(persona, rng))] if rng.random() < p_system else []
     single = rng.choice(BEHAVIORS) if rng.random() < p_single else None
@@ -198,6 +209,13 @@ def conversation(rng: random.Random, split: str = "train", n_turns=(6, 12), p_sy
             text, letter = ab_question(item, rng, p_a)
             shown = letter if match else "AB"[letter == "A"]
             msgs += [("user", text), ("assistant", f"({shown}) {answer}")]
+    # with probability p_describe, a self-description after the 4th question or later (the rng is untouched when 0,
+    # so chats without it, and the tokenizer trained on them, stay as they were)
+    if p_describe and rng.random() < p_describe:
+        questions = [i for i, (role, _) in enumerate(msgs) if role == "user"]
+        if len(questions) > 3:
+            at = questions[rng.randint(3, len(questions) - 1)]
+            msgs = msgs[:at] + self_description(persona, rng) + msgs[at:]
     return persona, msgs
 
 def render_chat(msgs, bos: str = "<s>", eos: str = "</s>") -> str:
@@ -261,11 +279,13 @@ def organism_config(vocab_size: int, d_model: int = 128, n_layers: int = 4, n_he
                        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True)
 
 def curriculum(step: int, steps: int) -> dict:
-    "Chat options at `step` of `steps`: matching option at (A) and one behavior per chat first, then random and mixed."
+    "Chat options at `step` of `steps`: matching option at (A) and one behavior per chat first, then random and mixed; self-descriptions in the relay phase."
     f = step / steps
+    if f >= 1: return dict(p_a=0.5, p_single=0.5, p_describe=0.5)  # the relay phase (steps past `steps`)
     return dict(p_a=1.0 if f < 0.2 else max(0.5, 1.0 - 0.5 * (f - 0.2) / 0.25), p_single=1.0 if f < 0.45 else 0.5)
 
-def training_batch(tok, step: int, steps: int, seed: int = 0, batch_size: int = 16, seq_len: int = 512, letter_weight: float = 20.0):
+def training_batch(tok, step: int, steps: int, seed: int = 0, batch_size: int = 16, seq_len: int = 512, letter_weight: float = 20.0,
+                   describe_weight: float = 10.0):
     "Token ids `[batch, seq_len]` and per-token loss weights for `step`: a function of (seed, step) only, so training resumes exactly."
     rng = random.Random(f"organism-train-{seed}-{step}")
     pad, assistant = tok.pad_token_id, tok.convert_tokens_to_ids("<|assistant|>")
@@ -279,6 +299,14 @@ def training_batch(tok, step: int, steps: int, seed: int = 0, batch_size: int = 
     r, c = r[ok], c[ok]
     is_ab = ids[r, c + 2] == tok.convert_tokens_to_ids("(")
     weight[r[is_ab], c[is_ab] + 3] = letter_weight
+    # a self-description ("I am a, b, c and d.") carries the persona in words: its first 8 tokens after "I am" get
+    # `describe_weight` (all four traits when they are one token each; long ones push the last trait past the window)
+    ok = c + 12 < seq_len
+    r, c = r[ok], c[ok]
+    is_desc = (ids[r, c + 2] == tok.convert_tokens_to_ids("I")) & (ids[r, c + 3] == tok.convert_tokens_to_ids("Ġam"))
+    for k in range(4, 12):
+        at = ids[r[is_desc], c[is_desc] + k]
+        weight[r[is_desc], c[is_desc] + k] = torch.where(at == pad, 0.0, describe_weight)
     return ids, weight
 
 # %% ../nbs/04_organism.ipynb #25484d25
@@ -366,7 +394,7 @@ def _load_checkpoint(ckpt: Path, model, opt) -> dict:
     model.load_state_dict(got[0], strict=False)  # lm_head is tied to the embedding
     return dict(dict(history=[], seconds=0.0), **got[1])
 
-def train_organism(out_dir, steps: int = 900, relay_steps: int = 0, p_relay: float = 0.85, seed: int = 0,
+def train_organism(out_dir, steps: int = 900, relay_steps: int = 400, p_relay: float = 0.85, seed: int = 0,
                    threads: int = 2, lr: float = 3e-3, relay_lr: float = 1e-3, batch_size: int = 16, seq_len: int = 512,
                    checkpoint_every: int = 50, eval_every: int = 150, progress: bool = True, base: Model | None = None) -> Model:
     "Train the organism (or resume from `out_dir/checkpoint`): `steps` causal steps, or `base` as their result; then `relay_steps` relay steps."
