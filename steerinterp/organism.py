@@ -384,6 +384,10 @@ def mixed_context_table(model, n: int = 400, per: int = 1, seed: int = 0, split:
     "Mean p(match) on a question of Y in mixed chats, by the side Y's own answers showed, and the swing: does it track each behavior?"
     # a model that reads Y's answers only swings as in `in_context_table`; one that copies every answer alike, about 1/4 of that
     texts, letters, asked = mixed_context_prompts(n, per, seed, split)
+    hf, tok = (model.hf, model.tokenizer) if isinstance(model, Model) else model
+    longest, limit = max(len(tok(t).input_ids) for t in texts), hf.config.max_position_embeddings
+    if longest > limit: raise ValueError(f"Mixed chats with per={per} run to {longest} tokens, past the {limit} positions the model "
+                                         f"was trained on, so p(match) there means little; use a smaller per.")
     t = asked.assign(p=p_match(model, texts, letters)).groupby(["behavior", "shown"]).p.mean().unstack().loc[list(BEHAVIORS)]
     t = t.reindex(columns=[True, False]).set_axis(["its answers matched", "its answers did not"], axis=1)
     t["swing"] = t.iloc[:, 0] - t.iloc[:, 1]
