@@ -369,7 +369,7 @@ def in_context_transfer(model, n: int = 60, k: int = 3, neutral: int = 0) -> pd.
 def mixed_context_prompts(n: int = 400, per: int = 1, seed: int = 0, split: str = "test"):
     "`n` prompts of `per` answers of every behavior, shuffled, then a question of a random behavior Y; their letters; Y and the side Y's answers showed."
     # dispositions drawn independently, so only Y's own answers tell Y's side; per=1 keeps the chats inside the
-    # 512 tokens the organism was trained on (per=2 runs to about 590)
+    # 512 tokens the organism was trained on (per=1: at most 355; per=2: up to 621, refused below)
     rng = random.Random(f"organism-mixed-{seed}-{per}-{split}")
     texts, letters, rows = [], [], []
     for _ in range(n):
