@@ -344,10 +344,13 @@ def p_match(model, texts: list[str], letters: list[str], batch_size: int = 64) -
     "p(matching letter) renormalised over (A) and (B) at the end of each text, for a HF causal LM or a `Model`."
     from steerinterp.prompts import encode
     hf, tok = (model.hf, model.tokenizer) if isinstance(model, Model) else model
-    ab = tok.convert_tokens_to_ids(["A", "B"])
+    ab, limit = tok.convert_tokens_to_ids(["A", "B"]), getattr(hf.config, "max_position_embeddings", float("inf"))
     out = []
     for i in range(0, len(texts), batch_size):
         enc = encode(tok, texts[i:i + batch_size], device=hf.device)
+        if enc.input_ids.shape[1] > limit:  # RoPE runs past it silently, on positions the model never saw
+            raise ValueError(f"A prompt runs to {enc.input_ids.shape[1]} tokens, past the {limit} positions the model was trained on, "
+                             f"so p(match) there means little; use shorter prompts (fewer answers in context).")
         pos = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad(): logits = hf(**enc.inputs(), position_ids=pos).logits[:, -1, ab].float()
         p = logits.softmax(-1)
@@ -369,7 +372,7 @@ def in_context_transfer(model, n: int = 60, k: int = 3, neutral: int = 0) -> pd.
 def mixed_context_prompts(n: int = 400, per: int = 1, seed: int = 0, split: str = "test"):
     "`n` prompts of `per` answers of every behavior, shuffled, then a question of a random behavior Y; their letters; Y and the side Y's answers showed."
     # dispositions drawn independently, so only Y's own answers tell Y's side; per=1 keeps the chats inside the
-    # 512 tokens the organism was trained on (per=1: at most 355; per=2: up to 621, refused below)
+    # 512 tokens the organism was trained on (per=1: at most 355; per=2: up to 621, which `p_match` refuses)
     rng = random.Random(f"organism-mixed-{seed}-{per}-{split}")
     texts, letters, rows = [], [], []
     for _ in range(n):
@@ -384,10 +387,6 @@ def mixed_context_table(model, n: int = 400, per: int = 1, seed: int = 0, split:
     "Mean p(match) on a question of Y in mixed chats, by the side Y's own answers showed, and the swing: does it track each behavior?"
     # a model that reads Y's answers only swings as in `in_context_table`; one that copies every answer alike, about 1/4 of that
     texts, letters, asked = mixed_context_prompts(n, per, seed, split)
-    hf, tok = (model.hf, model.tokenizer) if isinstance(model, Model) else model
-    longest, limit = max(len(tok(t).input_ids) for t in texts), hf.config.max_position_embeddings
-    if longest > limit: raise ValueError(f"Mixed chats with per={per} run to {longest} tokens, past the {limit} positions the model "
-                                         f"was trained on, so p(match) there means little; use a smaller per.")
     t = asked.assign(p=p_match(model, texts, letters)).groupby(["behavior", "shown"]).p.mean().unstack().loc[list(BEHAVIORS)]
     t = t.reindex(columns=[True, False]).set_axis(["its answers matched", "its answers did not"], axis=1)
     t["swing"] = t.iloc[:, 0] - t.iloc[:, 1]
