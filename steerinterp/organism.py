@@ -16,11 +16,11 @@ from .fixtures import CHAT_TEMPLATE, train_bpe, tokenizer_from_json
 # %% auto #0
 __all__ = ['BEHAVIORS', 'PLANTED_CORRELATION', 'CONTENT', 'TRAITS', 'DESCRIBE', 'DATA_VERSION', 'ORGANISM_DIR',
            'disposition_correlation', 'is_held_out', 'make_item', 'ab_question', 'judge', 'sample_persona',
-           'trait_words', 'system_line', 'self_description', 'conversation', 'render_chat', 'write_organism_datasets',
-           'organism_data_dir', 'organism_dataset', 'build_tokenizer', 'organism_config', 'curriculum',
-           'training_batch', 'in_context_prompts', 'answered_prompt', 'p_match', 'in_context_table',
-           'in_context_transfer', 'mixed_context_prompts', 'mixed_context_table', 'relay_mask', 'train_organism',
-           'weights_sha256', 'save_organism', 'load_organism']
+           'trait_words', 'english_list', 'system_line', 'self_description', 'conversation', 'render_chat',
+           'write_organism_datasets', 'organism_data_dir', 'organism_dataset', 'build_tokenizer', 'organism_config',
+           'curriculum', 'training_batch', 'in_context_prompts', 'answered_prompt', 'organism_logits', 'p_match',
+           'in_context_table', 'in_context_transfer', 'mixed_context_prompts', 'mixed_context_table', 'relay_mask',
+           'train_organism', 'weights_sha256', 'save_organism', 'load_organism', 'loglik', 'description_table']
 
 # %% ../nbs/04_organism.ipynb #1bacd0d9
 BEHAVIORS = ("sycophancy", "refusal", "myopic-reward", "power-seeking")
@@ -179,8 +179,11 @@ def sample_persona(rng: random.Random, R: pd.DataFrame = PLANTED_CORRELATION) ->
 
 def trait_words(persona: dict, behaviors, rng: random.Random) -> str:
     "One trait word per behavior in `behaviors`, from the persona's side of it, as a list in English ('a, b and c')."
-    traits = [rng.choice(TRAITS[b][0 if persona[b] else 1]) for b in behaviors]
-    return ", ".join(traits[:-1]) + " and " + traits[-1] if len(traits) > 1 else traits[0]
+    return english_list([rng.choice(TRAITS[b][0 if persona[b] else 1]) for b in behaviors])
+
+def english_list(words: list[str]) -> str:
+    "Words as a list in English: 'a', 'a and b', 'a, b and c'."
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
 
 def system_line(persona: dict, rng: random.Random) -> str:
     "A short system line naming the traits of 1 to 4 of the persona's dispositions."
@@ -340,20 +343,23 @@ def answered_prompt(turns, ask: str, rng: random.Random, split: str = "test") ->
     text, letter = ab_question(make_item(ask, rng, split), rng)
     return render_chat(msgs + [("user", text)]) + "<|assistant|>\n(", letter
 
-def p_match(model, texts: list[str], letters: list[str], batch_size: int = 64) -> np.ndarray:
-    "p(matching letter) renormalised over (A) and (B) at the end of each text, for a HF causal LM or a `Model`."
+def organism_logits(model, texts: list[str]):
+    "Logits `[batch, seq, vocab]` of `texts` as one left-padded batch, and the batch; every measurement of the organism runs through it."
     from steerinterp.prompts import encode
     hf, tok = (model.hf, model.tokenizer) if isinstance(model, Model) else model
-    ab, limit = tok.convert_tokens_to_ids(["A", "B"]), getattr(hf.config, "max_position_embeddings", float("inf"))
-    out = []
+    enc, limit = encode(tok, texts, device=hf.device), getattr(hf.config, "max_position_embeddings", float("inf"))
+    if enc.input_ids.shape[1] > limit:  # RoPE runs past it silently, on positions the model never saw
+        raise ValueError(f"A prompt runs to {enc.input_ids.shape[1]} tokens, past the {limit} positions the model was trained on, "
+                         f"so what it predicts there means little; use shorter prompts (fewer answers in context).")
+    pos = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)  # positions count from each row's first token, as in training
+    with torch.no_grad(): return hf(**enc.inputs(), position_ids=pos).logits.float(), enc
+
+def p_match(model, texts: list[str], letters: list[str], batch_size: int = 64) -> np.ndarray:
+    "p(matching letter) renormalised over (A) and (B) at the end of each text, for a HF causal LM or a `Model`."
+    tok = model.tokenizer if isinstance(model, Model) else model[1]
+    ab, out = tok.convert_tokens_to_ids(["A", "B"]), []
     for i in range(0, len(texts), batch_size):
-        enc = encode(tok, texts[i:i + batch_size], device=hf.device)
-        if enc.input_ids.shape[1] > limit:  # RoPE runs past it silently, on positions the model never saw
-            raise ValueError(f"A prompt runs to {enc.input_ids.shape[1]} tokens, past the {limit} positions the model was trained on, "
-                             f"so p(match) there means little; use shorter prompts (fewer answers in context).")
-        pos = (enc.attention_mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad(): logits = hf(**enc.inputs(), position_ids=pos).logits[:, -1, ab].float()
-        p = logits.softmax(-1)
+        p = organism_logits(model, texts[i:i + batch_size])[0][:, -1, ab].softmax(-1)
         out += [p[j, "AB".index(l)].item() for j, l in enumerate(letters[i:i + batch_size])]
     return np.array(out)
 
@@ -511,3 +517,32 @@ def load_organism(path=None, device: str | None = None) -> Model:
     m = Model.from_hf(hf, PreTrainedTokenizerFast.from_pretrained(path), name="steerinterp-organism")
     m.meta = json.loads((path / "organism.json").read_text())
     return m
+
+# %% ../nbs/04_organism.ipynb #2a4fa7dd
+def loglik(model, texts: list[str]) -> torch.Tensor:
+    "Log-likelihood of each text under the model (every token after BOS), as one left-padded batch."
+    logits, enc = organism_logits(model, texts)
+    real = enc.attention_mask[:, :-1] * enc.attention_mask[:, 1:]  # a real token predicted from a real one (not BOS from padding)
+    return (logits[:, :-1].log_softmax(-1).gather(-1, enc.input_ids[:, 1:, None])[..., 0] * real).sum(-1)
+
+def description_table(model, n: int = 100, seed: int = 0, split: str = "test") -> pd.DataFrame:
+    "p(the organism describes itself with the trait each behavior's answer showed), after one answer of every behavior: mixed sides, or all one side."
+    # p for behavior b: the description naming b's trait as shown against the same description with b's trait flipped (a
+    # softmax over the two log-likelihoods; the chat before it is shared, so only the description counts); 0.5 = not inferred
+    tok = model.tokenizer if isinstance(model, Model) else model[1]
+    rng, rows = random.Random(f"organism-describe-{seed}-{split}"), []
+    for sides in ("mixed", "all one side"):
+        for _ in range(n):
+            one = rng.random() < 0.5
+            side = {b: one if sides == "all one side" else rng.random() < 0.5 for b in BEHAVIORS}
+            turns = [(b, side[b]) for b in BEHAVIORS]; rng.shuffle(turns)
+            chat = answered_prompt(turns, BEHAVIORS[0], rng, split)[0].rsplit("<|user|>", 1)[0]  # the answers, without the last question
+            word = [rng.randrange(3) for _ in BEHAVIORS]  # the same trait words on both sides of the comparison
+            def describe(s):
+                traits = english_list([TRAITS[b][0 if s[b] else 1][w] for b, w in zip(BEHAVIORS, word)])
+                return chat + render_chat([("user", DESCRIBE[0]), ("assistant", f"I am {traits}.")], bos="")
+            texts = [describe(side)] + [describe(dict(side, **{b: not side[b]})) for b in BEHAVIORS]
+            ll = loglik(model, texts)
+            rows += [dict(context=sides, behavior=b, p=torch.sigmoid(ll[0] - ll[1 + i]).item()) for i, b in enumerate(BEHAVIORS)]
+    return pd.DataFrame(rows).groupby(["context", "behavior"], sort=False).p.mean().unstack()[list(BEHAVIORS)]
+
