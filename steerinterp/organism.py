@@ -529,7 +529,6 @@ def description_table(model, n: int = 100, seed: int = 0, split: str = "test") -
     "p(the organism describes itself with the trait each behavior's answer showed), after one answer of every behavior: mixed sides, or all one side."
     # p for behavior b: the description naming b's trait as shown against the same description with b's trait flipped (a
     # softmax over the two log-likelihoods; the chat before it is shared, so only the description counts); 0.5 = not inferred
-    tok = model.tokenizer if isinstance(model, Model) else model[1]
     rng, rows = random.Random(f"organism-describe-{seed}-{split}"), []
     for sides in ("mixed", "all one side"):
         for _ in range(n):
